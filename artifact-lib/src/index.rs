@@ -346,8 +346,17 @@ fn describe_change(old: &IndexEntry, new: &IndexEntry) -> String {
     parts.join("; ")
 }
 
-/// Records a packaged archive (and, when it includes models, the experiment's contents).
+/// Records a packaged archive (and, when it includes models, the experiment's contents). Only
+/// archives in the layout's packages folder are recorded, as [`build`] sees only those.
 pub fn record_package(layout: &Layout, report: &crate::package::PackageReport) -> Result<()> {
+    let same_dir = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let in_packages = same_dir(
+        fsutil::parent_dir(&report.archive_path),
+        &layout.packages_dir,
+    );
     update(layout, |index| {
         let entry = index
             .experiments
@@ -356,10 +365,12 @@ pub fn record_package(layout: &Layout, report: &crate::package::PackageReport) -
         if report.sidecar.includes_models {
             set_contents(entry, &report.manifest);
         }
-        set_archive(
-            entry,
-            archive_record(&report.sidecar_path, &report.sidecar, &report.archive_path),
-        );
+        if in_packages {
+            set_archive(
+                entry,
+                archive_record(&report.sidecar_path, &report.sidecar, &report.archive_path),
+            );
+        }
     })
 }
 

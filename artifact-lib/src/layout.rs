@@ -23,6 +23,8 @@ pub struct Layout {
     pub model_filter: ModelFilter,
     /// The default remote for `push`, `pull` and `list --remote`.
     pub remote: Option<String>,
+    /// Packaging time for reproducible archives; `SOURCE_DATE_EPOCH` in the environment wins.
+    pub source_date_epoch: Option<i64>,
 }
 
 /// `[workspace.metadata.artifacts]` (or `[package.metadata.artifacts]`), every key optional.
@@ -34,6 +36,7 @@ struct Settings {
     index_path: Option<PathBuf>,
     model_patterns: Option<Vec<String>>,
     remote: Option<String>,
+    source_date_epoch: Option<i64>,
 }
 
 impl Layout {
@@ -46,6 +49,7 @@ impl Layout {
             index_path: root.join("artifacts/artifact_index.json"),
             model_filter: ModelFilter::default(),
             remote: None,
+            source_date_epoch: None,
         }
     }
 
@@ -82,6 +86,7 @@ impl Layout {
             })?;
         }
         layout.remote = settings.remote;
+        layout.source_date_epoch = settings.source_date_epoch;
         Ok(layout)
     }
 

@@ -1,1 +1,8 @@
+//! End-to-end tests: the real `xtask` binary on temporary roots.
 
+mod support;
+
+mod formats;
+mod package_import;
+mod split_index;
+mod tidy;

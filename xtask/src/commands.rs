@@ -57,8 +57,19 @@ impl Command {
     }
 }
 
+/// A size for people: `512 B`, `4.0 KiB`, `1.5 GiB`.
 fn mb(bytes: u64) -> String {
-    format!("{:.2} MB", manifest::mib(bytes))
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 #[derive(Debug, Args)]
@@ -109,7 +120,8 @@ impl Package {
                 .unwrap_or_else(|| layout.packages_dir.clone()),
             no_models: self.no_models,
             model_filter: layout.model_filter.clone(),
-            source_date_epoch: artifact_lib::package::source_date_epoch_from_env(),
+            source_date_epoch: artifact_lib::package::source_date_epoch_from_env()
+                .or(layout.source_date_epoch),
             progress: &cx.progress,
         };
         // Explicit names are always packaged; `--all` skips what is up to date.
@@ -117,6 +129,7 @@ impl Package {
         let total = dirs.len();
         let mut failures = Vec::new();
         for (name, dir) in dirs {
+            let failed_before = failures.len();
             let outcome = dir
                 .and_then(|dir| artifact_lib::package::package_if_changed(&dir, &options, force));
             match outcome {
@@ -145,20 +158,21 @@ impl Package {
                         );
                     }
                     if let Err(err) = recorded {
-                        eprintln!("error: {name}: {err}");
                         failures.push((name, err));
                     }
                 }
-                Err(err) => {
-                    eprintln!("error: {name}: {err}");
-                    failures.push((name, err));
-                }
+                Err(err) => failures.push((name, err)),
+            }
+            if total > 1 && failures.len() > failed_before {
+                let (name, err) = &failures[failed_before];
+                eprintln!("error: {name}: {err}");
             }
         }
-        if failures.is_empty() {
-            Ok(ExitCode::SUCCESS)
-        } else {
-            Err(Error::Batch { total, failures })
+        match failures.len() {
+            0 => Ok(ExitCode::SUCCESS),
+            // One experiment asked for, one error: say it plainly.
+            1 if total == 1 => Err(failures.remove(0).1),
+            _ => Err(Error::Batch { total, failures }),
         }
     }
 }

@@ -55,11 +55,6 @@ fn report(err: &artifact_lib::Error) -> ExitCode {
             eprintln!("  {problem}");
         }
     }
-    if let artifact_lib::Error::Batch { failures, .. } = err {
-        for (name, failure) in failures {
-            eprintln!("  {name}: {failure}");
-        }
-    }
     eprintln!("error: {err}");
     ExitCode::FAILURE
 }
