@@ -333,15 +333,18 @@ fn unix_seconds(time: SystemTime) -> i64 {
     }
 }
 
+/// How much of each file decides its compression level.
+const SAMPLE_BYTES: usize = 64 * 1024;
+
 /// Writes tar members under `NAME/` with normalised metadata: uid/gid 0, no owner names, mode
 /// 0644 or 0755, and the file's mtime (or `SOURCE_DATE_EPOCH`).
-struct TarWriter<W: Write> {
+struct TarWriter<W: Write + LevelControl> {
     builder: tar::Builder<W>,
     prefix: String,
     source_date_epoch: Option<i64>,
 }
 
-impl<W: Write> TarWriter<W> {
+impl<W: Write + LevelControl> TarWriter<W> {
     fn new(out: W, name: &str, source_date_epoch: Option<i64>) -> Self {
         let builder = tar::Builder::new(out);
         TarWriter {
@@ -370,8 +373,20 @@ impl<W: Write> TarWriter<W> {
             .append_data(&mut header, path, std::io::empty())
     }
 
+    /// Streams one file into the archive, hashing it on the way; the compression level is
+    /// chosen from its first 64 KiB, which are read once and then chained with the rest.
     fn file(&mut self, source: &SourceFile, progress: &dyn Progress) -> Result<FileEntry> {
-        let file = File::open(&source.path).at("opening", &source.path)?;
+        let mut file = File::open(&source.path).at("opening", &source.path)?;
+        let mut head = Vec::with_capacity(SAMPLE_BYTES.min(source.size as usize));
+        (&mut file)
+            .take(SAMPLE_BYTES.min(source.size as usize) as u64)
+            .read_to_end(&mut head)
+            .at("reading", &source.path)?;
+        self.builder
+            .get_mut()
+            .set_level(crate::gzip::choose_level(&head))
+            .at("compressing", &source.path)?;
+        let rest = file.take(source.size - head.len() as u64);
         let mode = if source.executable { 0o755 } else { 0o644 };
         let mut header = self.header(
             tar::EntryType::Regular,
@@ -379,7 +394,7 @@ impl<W: Write> TarWriter<W> {
             mode,
             unix_seconds(source.modified),
         );
-        let mut reader = HashingReader::new(ProgressReader::new(file.take(source.size), progress));
+        let mut reader = HashingReader::new(ProgressReader::new(head.chain(rest), progress));
         let path = format!("{}/{}", self.prefix, source.relative);
         self.builder
             .append_data(&mut header, path, &mut reader)
@@ -402,5 +417,16 @@ impl<W: Write> TarWriter<W> {
     {
         let gzip = self.builder.into_inner()?;
         gzip.finish()
+    }
+}
+
+/// A compressed stream whose level can change between members.
+trait LevelControl {
+    fn set_level(&mut self, level: u32) -> std::io::Result<()>;
+}
+
+impl<W: Write> LevelControl for crate::gzip::Encoder<W> {
+    fn set_level(&mut self, level: u32) -> std::io::Result<()> {
+        crate::gzip::Encoder::set_level(self, level)
     }
 }

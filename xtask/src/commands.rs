@@ -41,6 +41,8 @@ pub enum Command {
     Join(Join),
     /// Rewrite the artifact index from what is present, or check it (--check).
     Index(IndexCmd),
+    /// Benchmark against tar, gzip, pigz and sha256sum on a synthetic experiment.
+    Bench(crate::bench::Bench),
 }
 
 impl Command {
@@ -53,6 +55,7 @@ impl Command {
             Command::Split(cmd) => cmd.run(cx),
             Command::Join(cmd) => cmd.run(cx),
             Command::Index(cmd) => cmd.run(cx),
+            Command::Bench(cmd) => cmd.run(cx),
         }
     }
 }

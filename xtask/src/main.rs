@@ -3,6 +3,7 @@
 //! Thin by design: clap parses the flags into one enum of commands, each command is a small
 //! struct with a `run` method, and all behaviour lives in `artifact_lib`.
 
+mod bench;
 mod commands;
 mod progress;
 
