@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use crate::error::{Error, Result};
@@ -23,10 +24,36 @@ const MAX_MANIFEST_BYTES: u64 = 256 << 20;
 /// Decompressed bytes per message between the threads.
 const CHUNK: usize = 256 * 1024;
 
+/// Guards against decompression bombs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Refuse once the data expands to more than this multiple of the compressed bytes read;
+    /// `None` lifts the guard. Weights expand about 1.1x and text about 10x; 100x is absurd.
+    pub max_ratio: Option<u64>,
+    /// The ratio is judged only past this many decompressed bytes, so small, very
+    /// compressible archives are never refused.
+    pub ratio_grace_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_ratio: Some(100),
+            ratio_grace_bytes: 1 << 30,
+        }
+    }
+}
+
 /// Receives the members of an archive, in archive order, after they passed every check.
 pub trait Sink {
     /// The archive's top-level folder, before any member is handed over.
     fn begin(&mut self, name: &str) -> Result<()>;
+    /// Called before a file of `bytes` bytes (as its header declares) is handed over; a sink
+    /// that writes refuses what would not fit.
+    fn check_room(&mut self, member: &str, bytes: u64) -> Result<()> {
+        let _ = (member, bytes);
+        Ok(())
+    }
     /// A folder, `/`-separated relative to the experiment.
     fn directory(&mut self, relative: &str) -> Result<()>;
     /// A regular file; the reader does not need to be read to its end.
@@ -74,17 +101,42 @@ pub fn read_archive(
     archive: &Path,
     raw: Box<dyn Read + Send + '_>,
     sink: &mut dyn Sink,
+    limits: Limits,
     progress: &dyn Progress,
 ) -> Result<ArchiveContents> {
     let (chunks_tx, chunks_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
-    let (members, inflated) = std::thread::scope(|scope| {
-        let inflater = scope.spawn(move || inflate(raw, chunks_tx, progress));
-        let members = read_members(archive, ChannelReader::new(chunks_rx), sink);
+    let compressed = AtomicU64::new(0);
+    let bomb = AtomicBool::new(false);
+    let (members, inflated, expanded) = std::thread::scope(|scope| {
+        let inflater = scope.spawn(|| inflate(raw, chunks_tx, &compressed, progress));
+        let mut reader = ChannelReader {
+            chunks: chunks_rx,
+            current: Vec::new(),
+            position: 0,
+            decompressed: 0,
+            compressed: &compressed,
+            limits,
+            bomb: &bomb,
+        };
+        let members = read_members(archive, &mut reader, sink);
+        let expanded = reader.decompressed;
+        drop(reader);
         let inflated = inflater
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the decompression thread panicked")));
-        (members, inflated)
+        (members, inflated, expanded)
     });
+    if bomb.load(Ordering::Relaxed) {
+        return Err(Error::archive(
+            archive,
+            format!(
+                "expands to more than {} times its compressed size ({} bytes from {}), which no ML artifact does; refusing a likely decompression bomb (pass --no-ratio-limit if you trust it)",
+                limits.max_ratio.unwrap_or_default(),
+                expanded,
+                compressed.load(Ordering::Relaxed)
+            ),
+        ));
+    }
     match (members, inflated) {
         // A gzip error explains a failed member better than the member's own error does.
         (_, Err(err)) => Err(Error::archive(
@@ -121,9 +173,14 @@ struct Inflated {
 fn inflate(
     raw: Box<dyn Read + Send + '_>,
     chunks: mpsc::SyncSender<io::Result<Vec<u8>>>,
+    compressed: &AtomicU64,
     progress: &dyn Progress,
 ) -> io::Result<Option<Inflated>> {
-    let hashing = HashingReader::new(ProgressReader::new(raw, progress));
+    let counted = CountingReader {
+        inner: ProgressReader::new(raw, progress),
+        count: compressed,
+    };
+    let hashing = HashingReader::new(counted);
     let mut decoder =
         flate2::bufread::GzDecoder::new(BufReader::with_capacity(hash::IO_BUFFER, hashing));
     loop {
@@ -165,7 +222,7 @@ fn refuse(archive: &Path, member: &str, why: impl std::fmt::Display) -> Error {
 
 fn read_members(
     archive: &Path,
-    reader: ChannelReader,
+    reader: &mut ChannelReader<'_>,
     sink: &mut dyn Sink,
 ) -> Result<ArchiveContents> {
     let tar_error = |err: io::Error| {
@@ -249,6 +306,7 @@ fn read_members(
                     sink.file(relative, false, &mut &bytes[..])?;
                     continue;
                 }
+                sink.check_room(&member, size)?;
                 let mut hashing = HashingReader::new(&mut entry);
                 sink.file(relative, executable, &mut hashing)?;
                 io::copy(&mut hashing, &mut io::sink()).map_err(tar_error)?;
@@ -269,7 +327,7 @@ fn read_members(
         }
     }
     // Past the end-of-archive blocks only zero padding may follow.
-    let mut rest = tar.into_inner();
+    let rest = tar.into_inner();
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = rest.read(&mut buf).map_err(tar_error)?;
@@ -310,30 +368,40 @@ fn describe_refused(kind: tar::EntryType) -> String {
     }
 }
 
-/// Reads the chunks the inflater thread sends, in order.
-struct ChannelReader {
-    chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
-    current: Vec<u8>,
-    position: usize,
+/// Counts bytes read into a shared counter (the compressed bytes, for the ratio guard).
+struct CountingReader<'c, R> {
+    inner: R,
+    count: &'c AtomicU64,
 }
 
-impl ChannelReader {
-    fn new(chunks: mpsc::Receiver<io::Result<Vec<u8>>>) -> Self {
-        ChannelReader {
-            chunks,
-            current: Vec::new(),
-            position: 0,
-        }
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 
-impl Read for ChannelReader {
+/// Reads the chunks the inflater thread sends, in order, and trips the bomb guard.
+struct ChannelReader<'a> {
+    chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    position: usize,
+    decompressed: u64,
+    compressed: &'a AtomicU64,
+    limits: Limits,
+    bomb: &'a AtomicBool,
+}
+
+impl Read for ChannelReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.position == self.current.len() {
             match self.chunks.recv() {
                 Ok(Ok(chunk)) => {
+                    self.decompressed += chunk.len() as u64;
                     self.current = chunk;
                     self.position = 0;
+                    self.check_ratio()?;
                 }
                 Ok(Err(err)) => return Err(err),
                 Err(_) => return Ok(0),
@@ -343,5 +411,21 @@ impl Read for ChannelReader {
         buf[..n].copy_from_slice(&self.current[self.position..self.position + n]);
         self.position += n;
         Ok(n)
+    }
+}
+
+impl ChannelReader<'_> {
+    fn check_ratio(&self) -> io::Result<()> {
+        let Some(max_ratio) = self.limits.max_ratio else {
+            return Ok(());
+        };
+        let compressed = self.compressed.load(Ordering::Relaxed).max(1);
+        if self.decompressed > self.limits.ratio_grace_bytes
+            && self.decompressed / compressed > max_ratio
+        {
+            self.bomb.store(true, Ordering::Relaxed);
+            return Err(io::Error::other("decompression bomb"));
+        }
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 
-use crate::archive::{self, ArchiveContents, Sink};
+use crate::archive::{self, ArchiveContents, Limits, Sink};
 use crate::error::{Error, IoContext, Problem, Result};
 use crate::fsutil;
 use crate::manifest::{self, Manifest};
@@ -24,6 +24,8 @@ pub struct ImportOptions<'a> {
     pub validate: bool,
     /// Replace an existing experiment of the same name, whole.
     pub force: bool,
+    /// Decompression-bomb guards.
+    pub limits: Limits,
     /// Receives byte progress (compressed bytes).
     pub progress: &'a dyn Progress,
 }
@@ -35,6 +37,7 @@ impl ImportOptions<'_> {
             target_dir: target_dir.into(),
             validate: true,
             force: false,
+            limits: Limits::default(),
             progress: &NoProgress,
         }
     }
@@ -94,7 +97,7 @@ pub fn import_experiment(archive: &Path, options: &ImportOptions) -> Result<Impo
     fs::create_dir_all(&options.target_dir).at("creating", &options.target_dir)?;
     fsutil::clean_stale_temps(&options.target_dir);
     let staging = tempfile::Builder::new()
-        .prefix(&format!("{}import-", fsutil::TEMP_PREFIX))
+        .prefix(&format!("{}import-", fsutil::temp_prefix()))
         .tempdir_in(&options.target_dir)
         .at("creating a staging folder in", &options.target_dir)?;
     let mut sink = StagingSink {
@@ -104,7 +107,13 @@ pub fn import_experiment(archive: &Path, options: &ImportOptions) -> Result<Impo
         force: options.force,
         buffer: vec![0u8; crate::hash::IO_BUFFER],
     };
-    let contents = read_checked(&source, expected.as_ref(), &mut sink, options.progress)?;
+    let contents = read_checked(
+        &source,
+        expected.as_ref(),
+        &mut sink,
+        options.limits,
+        options.progress,
+    )?;
     let mut warnings = Vec::new();
     if options.validate {
         warnings = validate(&source, &contents)?;
@@ -141,13 +150,20 @@ pub(crate) fn read_checked(
     source: &ArchiveSource,
     expected: Option<&(PathBuf, String)>,
     sink: &mut dyn Sink,
+    limits: Limits,
     progress: &dyn Progress,
 ) -> Result<ArchiveContents> {
     progress.begin(
         &format!("reading {}", source.display_path().display()),
         source.total_size(),
     );
-    let read = archive::read_archive(source.display_path(), source.reader()?, sink, progress);
+    let read = archive::read_archive(
+        source.display_path(),
+        source.reader()?,
+        sink,
+        limits,
+        progress,
+    );
     progress.finish();
     let mismatch = |actual: String, (recorded_in, checksum): &(PathBuf, String)| {
         if let Some(damaged) = source.damaged_parts() {
@@ -294,6 +310,20 @@ impl Sink for StagingSink {
         }
         self.experiment = self.staging.join(name);
         fs::create_dir(&self.experiment).at("creating", &self.experiment)
+    }
+
+    fn check_room(&mut self, member: &str, bytes: u64) -> Result<()> {
+        let free =
+            fs4::available_space(&self.staging).at("checking free space of", &self.staging)?;
+        if bytes > free {
+            return Err(Error::BadFile {
+                path: self.target_dir.clone(),
+                reason: format!(
+                    "not enough free space: archive member `{member}` needs {bytes} bytes but only {free} are free; free some space or import elsewhere with --target"
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn directory(&mut self, relative: &str) -> Result<()> {

@@ -55,6 +55,7 @@ pub mod source;
 pub mod split;
 pub mod verify;
 
+pub use archive::Limits;
 pub use error::{Error, IoContext, Problem, Result};
 pub use filter::ModelFilter;
 pub use import::{import_experiment, ImportOptions, ImportReport};

@@ -89,6 +89,11 @@ pub fn package_experiment(
 ) -> Result<PackageReport> {
     let leave_out = options.no_models.then_some(&options.model_filter);
     let scan = scan::scan_experiment(experiment_dir, leave_out)?;
+    package_scanned(&scan, options)
+}
+
+/// Packages what `scan` found; every file must still be as it was when walked.
+fn package_scanned(scan: &ExperimentScan, options: &PackageOptions) -> Result<PackageReport> {
     let archive_name = format!("{}.tar.gz", scan.name);
     let archive_path = options.output_dir.join(&archive_name);
     let sidecar_path = manifest::sidecar_path(&archive_path);
@@ -154,8 +159,8 @@ pub fn package_experiment(
     };
     fsutil::write_atomically(&sidecar_path, &sidecar.to_json())?;
     let mut cache = HashCache::load(&scan.root);
-    cache.record(&scan, &manifest.files);
-    cache.save(&scan);
+    cache.record(scan, &manifest.files);
+    cache.save(scan);
     Ok(PackageReport {
         archive_path,
         sidecar_path,
@@ -428,5 +433,82 @@ trait LevelControl {
 impl<W: Write> LevelControl for crate::gzip::Encoder<W> {
     fn set_level(&mut self, level: u32) -> std::io::Result<()> {
         crate::gzip::Encoder::set_level(self, level)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn experiment() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let experiment = dir.path().join("exp");
+        std::fs::create_dir_all(&experiment).unwrap();
+        std::fs::write(experiment.join("a.log"), vec![b'a'; 100_000]).unwrap();
+        std::fs::write(experiment.join("b.log"), vec![b'b'; 100_000]).unwrap();
+        (dir, experiment)
+    }
+
+    fn package_after(change: impl FnOnce(&Path)) -> Result<PackageReport> {
+        let (dir, experiment) = experiment();
+        let scan = scan::scan_experiment(&experiment, None).unwrap();
+        change(&experiment);
+        let options = PackageOptions::new(dir.path().join("out"));
+        let result = package_scanned(&scan, &options);
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("out")).unwrap().collect();
+        if result.is_err() {
+            assert!(left.is_empty(), "a failed package leaves nothing: {left:?}");
+        }
+        result
+    }
+
+    #[test]
+    fn a_file_that_grows_while_packaging_fails_naming_it() {
+        let err = package_after(|exp| {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(exp.join("b.log"))
+                .unwrap();
+            file.write_all(b"more").unwrap();
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::ChangedDuringPackaging { .. }), "{err}");
+        assert!(
+            err.to_string().contains("b.log") && err.to_string().contains("grew"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_packaging_fails_naming_it() {
+        let err =
+            package_after(|exp| std::fs::write(exp.join("a.log"), b"short").unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("a.log") && err.to_string().contains("shrank"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_fails_naming_it() {
+        let err = package_after(|exp| {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(exp.join("a.log"))
+                .unwrap();
+            file.set_modified(SystemTime::now() + std::time::Duration::from_secs(60))
+                .unwrap();
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("a.log") && err.to_string().contains("modified"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unchanged_files_package() {
+        let report = package_after(|_| {}).unwrap();
+        assert_eq!(report.manifest.num_files, 2);
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::archive::DiscardSink;
+use crate::archive::{DiscardSink, Limits};
 use crate::error::{IoContext, Problem, Result};
 use crate::import;
 use crate::manifest::{Manifest, MANIFEST_NAME};
@@ -36,7 +36,7 @@ impl VerifyReport {
 }
 
 /// Verifies `path`: an experiment folder when it is a folder, otherwise an archive or any part of
-/// a split archive.
+/// a split archive (read under `limits`, the decompression-bomb guards).
 ///
 /// Returns `Err` only when verification could not run (unreadable, or a damaged or hostile
 /// archive); disagreements with the manifest are listed in the report.
@@ -47,26 +47,36 @@ impl VerifyReport {
 /// std::fs::write(dir.path().join("config.json"), "{}").unwrap();
 /// let manifest = artifact_lib::create_manifest(dir.path())?;
 /// std::fs::write(dir.path().join("artifact_manifest.json"), manifest.to_json()).unwrap();
-/// assert!(artifact_lib::verify(dir.path(), &artifact_lib::NoProgress)?.is_valid());
+/// assert!(artifact_lib::verify(dir.path(), Default::default(), &artifact_lib::NoProgress)?.is_valid());
 ///
 /// std::fs::write(dir.path().join("config.json"), "{\"changed\": 1}").unwrap();
-/// assert!(!artifact_lib::verify(dir.path(), &artifact_lib::NoProgress)?.is_valid());
+/// assert!(!artifact_lib::verify(dir.path(), Default::default(), &artifact_lib::NoProgress)?.is_valid());
 /// # Ok(()) }
 /// ```
-pub fn verify(path: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
+pub fn verify(path: &Path, limits: Limits, progress: &dyn Progress) -> Result<VerifyReport> {
     if path.is_dir() {
         verify_directory(path, progress)
     } else {
-        verify_archive(path, progress)
+        verify_archive(path, limits, progress)
     }
 }
 
 /// Verifies an archive as a stream: sidecar checksum (when a sidecar is beside it), structure,
 /// and every file against the manifest.
-pub fn verify_archive(path: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
+pub fn verify_archive(
+    path: &Path,
+    limits: Limits,
+    progress: &dyn Progress,
+) -> Result<VerifyReport> {
     let source = ArchiveSource::open(path)?;
     let expected = source.expected_checksum()?;
-    let contents = import::read_checked(&source, expected.as_ref(), &mut DiscardSink, progress)?;
+    let contents = import::read_checked(
+        &source,
+        expected.as_ref(),
+        &mut DiscardSink,
+        limits,
+        progress,
+    )?;
     let (problems, warnings) = match import::validate(&source, &contents) {
         Ok(warnings) if contents.manifest.is_none() => (vec![Problem::NoManifest], warnings),
         Ok(warnings) => (Vec::new(), warnings),

@@ -3,6 +3,7 @@
 mod support;
 
 mod formats;
+mod hostile;
 mod package_import;
 mod split_index;
 mod tidy;

@@ -221,6 +221,27 @@ pub struct Import {
     /// Replace an existing experiment of the same name, whole.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// The decompression-bomb guard's switch.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Accept archives that expand more than 100x (a decompression-bomb guard that real
+    /// weights and logs never trip).
+    #[arg(long)]
+    no_ratio_limit: bool,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> artifact_lib::Limits {
+        let mut limits = artifact_lib::Limits::default();
+        if self.no_ratio_limit {
+            limits.max_ratio = None;
+        }
+        limits
+    }
 }
 
 impl Import {
@@ -234,6 +255,7 @@ impl Import {
                 .unwrap_or_else(|| layout.experiments_dir.clone()),
             validate: !self.no_validate,
             force: self.force,
+            limits: self.limits.limits(),
             progress: &cx.progress,
         };
         let report = artifact_lib::import_experiment(&archive, &options)?;
@@ -305,6 +327,8 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
 pub struct Verify {
     /// An experiment name or folder, an archive, or any part of a split archive.
     path: PathBuf,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 impl Verify {
@@ -316,7 +340,7 @@ impl Verify {
             }
             _ => resolve_archive(layout, &self.path),
         };
-        let report = artifact_lib::verify(&target, &cx.progress)?;
+        let report = artifact_lib::verify(&target, self.limits.limits(), &cx.progress)?;
         for warning in &report.warnings {
             eprintln!("warning: {warning}");
         }
