@@ -50,6 +50,7 @@ pub mod manifest;
 pub mod package;
 pub mod paths;
 pub mod progress;
+pub mod remote;
 pub mod scan;
 pub mod source;
 pub mod split;

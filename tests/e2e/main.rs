@@ -5,5 +5,6 @@ mod support;
 mod formats;
 mod hostile;
 mod package_import;
+mod remote;
 mod split_index;
 mod tidy;

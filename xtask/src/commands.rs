@@ -41,6 +41,10 @@ pub enum Command {
     Join(Join),
     /// Rewrite the artifact index from what is present, or check it (--check).
     Index(IndexCmd),
+    /// Upload an archive (or its parts), its sidecar and parts.json to an object store.
+    Push(Push),
+    /// Download an archive from an object store, verified, optionally importing it.
+    Pull(Pull),
     /// Benchmark against tar, gzip, pigz and sha256sum on a synthetic experiment.
     Bench(crate::bench::Bench),
 }
@@ -55,6 +59,8 @@ impl Command {
             Command::Split(cmd) => cmd.run(cx),
             Command::Join(cmd) => cmd.run(cx),
             Command::Index(cmd) => cmd.run(cx),
+            Command::Push(cmd) => cmd.run(cx),
+            Command::Pull(cmd) => cmd.run(cx),
             Command::Bench(cmd) => cmd.run(cx),
         }
     }
@@ -289,10 +295,59 @@ pub struct List {
     /// Also write the listing as JSON for the dashboard (`-` for stdout instead of the text).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// List what an object store holds instead (from its sidecars).
+    #[arg(long, value_name = "URL")]
+    remote: Option<String>,
+}
+
+/// The remote to use: `--remote`, else `remote` in `[workspace.metadata.artifacts]`.
+fn remote_url(cx: &Context, given: &Option<String>) -> Result<String> {
+    given.clone().or_else(|| cx.layout.remote.clone()).ok_or_else(|| {
+        Error::Invalid(
+            "no remote: pass --remote URL (s3://bucket/prefix, gs://, az://, file:///path) or set `remote` in [workspace.metadata.artifacts]".into(),
+        )
+    })
 }
 
 impl List {
+    fn run_remote(&self, url: &str) -> Result<ExitCode> {
+        let remote = artifact_lib::remote::Remote::open(url)?;
+        let entries = remote.list()?;
+        let document = serde_json::json!({ "remote": remote.url(), "archives": entries });
+        let mut json = serde_json::to_vec_pretty(&document).expect("listing serialises");
+        json.push(b'\n');
+        match &self.json {
+            Some(path) if path.as_os_str() == "-" => {
+                return write_stdout(&json).map(|()| ExitCode::SUCCESS)
+            }
+            Some(path) => artifact_lib::fsutil::write_atomically(path, &json)?,
+            None => {}
+        }
+        let mut text = format!("{}: {} archive(s)\n", remote.url(), entries.len());
+        for e in &entries {
+            text.push_str(&format!(
+                "  {:<48} {:>10}  {}{}  {}  sha256 {}\n",
+                e.archive,
+                mb(e.size_bytes),
+                if e.includes_models {
+                    "with models"
+                } else {
+                    "no models  "
+                },
+                if e.split { ", split" } else { "" },
+                e.created_at,
+                &e.sha256[..e.sha256.len().min(16)],
+            ));
+        }
+        write_stdout(text.as_bytes())?;
+        Ok(ExitCode::SUCCESS)
+    }
+
     fn run(&self, cx: &Context) -> Result<ExitCode> {
+        if self.remote.is_some() {
+            let url = remote_url(cx, &self.remote)?;
+            return self.run_remote(&url);
+        }
         let experiments = artifact_lib::list_experiments(&cx.layout)?;
         let generated_at = manifest::rfc3339(std::time::SystemTime::now());
         match &self.json {
@@ -460,6 +515,108 @@ impl IndexCmd {
         let present = index::build(layout, &cx.progress)?;
         present.write(&layout.index_path)?;
         println!("{shown}: {} experiments", present.experiments.len());
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Push {
+    /// An experiment name (its archive in the packages folder) or an archive path.
+    archive: PathBuf,
+    /// The object store URL (default: `remote` in [workspace.metadata.artifacts]).
+    #[arg(long, value_name = "URL")]
+    remote: Option<String>,
+    /// Send every object, even those the remote's checksums say are already there.
+    #[arg(long)]
+    force: bool,
+}
+
+impl Push {
+    fn run(&self, cx: &Context) -> Result<ExitCode> {
+        let url = remote_url(cx, &self.remote)?;
+        let archive = resolve_archive(&cx.layout, &self.archive);
+        let remote = artifact_lib::remote::Remote::open(&url)?;
+        let report = remote.push(&archive, self.force, &cx.progress)?;
+        for (name, size) in &report.sent {
+            println!("sent {name} ({})", mb(*size));
+        }
+        for name in &report.unchanged {
+            println!("unchanged {name} (same SHA-256 already on the remote)");
+        }
+        let bytes: u64 = report.sent.iter().map(|(_, size)| size).sum();
+        println!(
+            "{}: pushed to {} ({} object(s) sent, {}; {} unchanged)",
+            cx.layout.display_path(&archive),
+            remote.url(),
+            report.sent.len(),
+            mb(bytes),
+            report.unchanged.len()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Pull {
+    /// The experiment name on the remote.
+    name: String,
+    /// The object store URL (default: `remote` in [workspace.metadata.artifacts]).
+    #[arg(long, value_name = "URL")]
+    remote: Option<String>,
+    /// Where the archive goes (default: artifacts/packages).
+    #[arg(long, value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Import it once downloaded and verified.
+    #[arg(long)]
+    import: bool,
+    /// With --import: the experiments folder to import into.
+    #[arg(long, value_name = "DIR", requires = "import")]
+    target: Option<PathBuf>,
+    /// With --import: replace an existing experiment of the same name.
+    #[arg(long, requires = "import")]
+    force: bool,
+}
+
+impl Pull {
+    fn run(&self, cx: &Context) -> Result<ExitCode> {
+        let layout = &cx.layout;
+        let url = remote_url(cx, &self.remote)?;
+        let remote = artifact_lib::remote::Remote::open(&url)?;
+        let output = self
+            .output
+            .clone()
+            .unwrap_or_else(|| layout.packages_dir.clone());
+        let report = remote.pull(&self.name, &output, &cx.progress)?;
+        if report.already_present {
+            println!(
+                "{}: already present and verified",
+                layout.display_path(&report.archive_path)
+            );
+        } else {
+            println!(
+                "{}: pulled {} from {}{}, SHA-256 verified against the remote sidecar",
+                layout.display_path(&report.archive_path),
+                mb(report.downloaded),
+                remote.url(),
+                if report.resumed > 0 {
+                    format!(" (resumed after {})", mb(report.resumed))
+                } else {
+                    String::new()
+                },
+            );
+        }
+        if self.import {
+            Import {
+                archive: report.archive_path,
+                target: self.target.clone(),
+                no_validate: false,
+                force: self.force,
+                limits: LimitArgs {
+                    no_ratio_limit: false,
+                },
+            }
+            .run(cx)?;
+        }
         Ok(ExitCode::SUCCESS)
     }
 }
