@@ -133,10 +133,18 @@ impl Remote {
                     object_store::local::LocalFileSystem::new_with_prefix(&folder).map_err(bad)?;
                 (Arc::new(store), Key::default())
             }
-            other => return Err(Error::Invalid(format!(
+            other => {
+                return Err(Error::Invalid(format!(
                 "remote URL scheme `{other}:` is not supported; use s3://, gs://, az:// or file://"
-            ))),
+            )))
+            }
         };
+        Remote::with_store(url, store, prefix)
+    }
+
+    /// A remote over an object store the caller built (a dashboard with its own credentials, or
+    /// a test double); `url` only names it in messages.
+    pub fn with_store(url: &str, store: Arc<dyn ObjectStore>, prefix: Key) -> Result<Remote> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -571,4 +579,117 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::{
+        CopyOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, PutMultipartOptions,
+        PutOptions, PutPayload, PutResult,
+    };
+
+    /// A store that ignores ranged reads and always sends the whole object, as some servers do.
+    #[derive(Debug)]
+    struct IgnoresRanges(InMemory);
+
+    impl std::fmt::Display for IgnoresRanges {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "IgnoresRanges")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for IgnoresRanges {
+        async fn put_opts(
+            &self,
+            location: &Key,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            self.0.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Key,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &Key,
+            mut options: GetOptions,
+        ) -> object_store::Result<GetResult> {
+            options.range = None;
+            self.0.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Key>>,
+        ) -> BoxStream<'static, object_store::Result<Key>> {
+            self.0.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&Key>,
+        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Key>,
+        ) -> object_store::Result<ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &Key,
+            to: &Key,
+            options: CopyOptions,
+        ) -> object_store::Result<()> {
+            self.0.copy_opts(from, to, options).await
+        }
+    }
+
+    #[test]
+    fn a_store_that_ignores_ranges_restarts_the_download_and_never_corrupts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let experiment = dir.path().join("exp");
+        std::fs::create_dir_all(&experiment).unwrap();
+        let weights: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        std::fs::write(experiment.join("model.bin"), weights).unwrap();
+        let packaged = crate::package_experiment(
+            &experiment,
+            &crate::PackageOptions::new(dir.path().join("out")),
+        )
+        .unwrap();
+        let original = std::fs::read(&packaged.archive_path).unwrap();
+
+        let store = Arc::new(IgnoresRanges(InMemory::new()));
+        let remote = Remote::with_store("memory://test", store, Key::from("team")).unwrap();
+        remote
+            .push(&packaged.archive_path, false, &crate::NoProgress)
+            .unwrap();
+
+        let pulled = dir.path().join("pulled");
+        std::fs::create_dir_all(&pulled).unwrap();
+        let partial = pulled.join(format!(
+            "exp.tar.gz.{}.download",
+            &packaged.sidecar.checksum[..16]
+        ));
+        std::fs::write(&partial, &original[..original.len() / 2]).unwrap();
+        let report = remote.pull("exp", &pulled, &crate::NoProgress).unwrap();
+        assert_eq!(
+            report.resumed, 0,
+            "the store sent everything, so nothing was kept"
+        );
+        assert_eq!(report.downloaded, original.len() as u64);
+        assert_eq!(std::fs::read(pulled.join("exp.tar.gz")).unwrap(), original);
+        assert!(!partial.exists());
+    }
 }
