@@ -226,36 +226,50 @@ fn print_table(job: &str, ours: &Measured, peers: &[(&str, Measured)]) {
     println!();
 }
 
-/// Runs `argv` with output discarded; returns wall time and the child's peak RSS in MiB.
+/// Runs `argv` with output discarded; returns wall time and the child's peak RSS in MiB (0 where
+/// the platform does not report it).
 fn run_quiet(argv: &[String]) -> Result<(Duration, f64)> {
     let start = Instant::now();
-    let child = Command::new(&argv[0])
+    let mut child = Command::new(&argv[0])
         .args(&argv[1..])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .at("starting", Path::new(&argv[0]))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value, and wait4 only writes into the two pointers
-    // for the child we spawned and have not waited for yet.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let (success, peak_rss_mib) = wait_with_peak_rss(&mut child)?;
     let elapsed = start.elapsed();
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr {
-        use std::io::Read;
-        let _ = pipe.read_to_string(&mut stderr);
-    }
-    if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+    if !success {
+        let mut stderr = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            use std::io::Read;
+            let _ = pipe.read_to_string(&mut stderr);
+        }
         return Err(Error::Invalid(format!(
             "benchmark command failed: {}: {}",
             argv.join(" "),
             stderr.lines().last().unwrap_or("no output")
         )));
     }
+    Ok((elapsed, peak_rss_mib))
+}
+
+#[cfg(unix)]
+fn wait_with_peak_rss(child: &mut std::process::Child) -> Result<(bool, f64)> {
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value, and wait4 only writes through the two
+    // pointers, for a child we spawned and have not waited for yet.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let success = waited == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     // Linux reports ru_maxrss in KiB.
-    Ok((elapsed, usage.ru_maxrss as f64 / 1024.0))
+    Ok((success, usage.ru_maxrss as f64 / 1024.0))
+}
+
+#[cfg(not(unix))]
+fn wait_with_peak_rss(child: &mut std::process::Child) -> Result<(bool, f64)> {
+    let status = child.wait().at("waiting for", Path::new("a benchmark command"))?;
+    Ok((status.success(), 0.0))
 }
 
 fn which(tool: &str) -> bool {
