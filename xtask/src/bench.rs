@@ -268,7 +268,9 @@ fn wait_with_peak_rss(child: &mut std::process::Child) -> Result<(bool, f64)> {
 
 #[cfg(not(unix))]
 fn wait_with_peak_rss(child: &mut std::process::Child) -> Result<(bool, f64)> {
-    let status = child.wait().at("waiting for", Path::new("a benchmark command"))?;
+    let status = child
+        .wait()
+        .at("waiting for", Path::new("a benchmark command"))?;
     Ok((status.success(), 0.0))
 }
 
