@@ -253,6 +253,12 @@ impl Remote {
     /// Objects already on the remote with the same SHA-256 (by the remote's own sidecar and
     /// parts listing) and size are not sent again, unless `force`. The sidecar goes last.
     pub fn push(&self, archive: &Path, force: bool, progress: &dyn Progress) -> Result<PushReport> {
+        if !archive.is_file() && !split::listing_path(archive).is_file() {
+            return Err(Error::Invalid(format!(
+                "no archive {} (nor its parts); package the experiment first with `cargo xtask package`",
+                archive.display()
+            )));
+        }
         let sidecar_path = manifest::sidecar_path(archive);
         let sidecar_bytes = std::fs::read(&sidecar_path).map_err(|_| {
             Error::Invalid(format!(

@@ -192,7 +192,9 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// An archive argument: a path, or the name of an archive in the packages folder.
+/// An archive argument: a path, or the name of an archive in the packages folder. Something
+/// that resolves to nothing comes back as `PACKAGES/NAME.tar.gz` when it looks like a bare
+/// experiment name, so errors name the file the user most likely meant.
 fn resolve_archive(layout: &Layout, given: &Path) -> PathBuf {
     if given.exists() || split::part_base(given).is_some() {
         return given.to_path_buf();
@@ -208,7 +210,8 @@ fn resolve_archive(layout: &Layout, given: &Path) -> PathBuf {
     let named = layout
         .packages_dir
         .join(format!("{}.tar.gz", given.display()));
-    if named.exists() || !split::find_parts(&named).unwrap_or_default().is_empty() {
+    let bare_name = given.components().count() == 1 && given.extension().is_none();
+    if named.exists() || !split::find_parts(&named).unwrap_or_default().is_empty() || bare_name {
         return named;
     }
     given.to_path_buf()
