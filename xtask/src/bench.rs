@@ -55,6 +55,14 @@ impl Bench {
         let has = |tool: &str| which(tool);
         let sh = |script: String| -> Vec<String> { vec!["sh".into(), "-c".into(), script] };
         let q = |p: &Path| shell_quote(p);
+        let text = |p: &Path| p.to_string_lossy().into_owned();
+        // `xtask --quiet --root ROOT ARGS...`: this very binary.
+        let ours = |args: &[&str]| -> Vec<String> {
+            [text(&xtask), "--quiet".into(), "--root".into(), text(&root)]
+                .into_iter()
+                .chain(args.iter().map(|a| a.to_string()))
+                .collect()
+        };
 
         println!(
             "# cargo xtask bench: {} of float32 weights + tokenizer, logs, metrics ({} in all)",
@@ -71,16 +79,12 @@ impl Bench {
         // --- package ------------------------------------------------------------------
         let ours_out = scratch.join("ours");
         let ours_archive = ours_out.join("bench_exp.tar.gz");
-        let ours_package = self.measure(&[
-            xtask.to_string_lossy().into_owned(),
-            "--quiet".into(),
-            "--root".into(),
-            root.to_string_lossy().into_owned(),
-            "package".into(),
-            "bench_exp".into(),
-            "--output".into(),
-            ours_out.to_string_lossy().into_owned(),
-        ])?;
+        let ours_package = self.measure(&ours(&[
+            "package",
+            "bench_exp",
+            "--output",
+            &text(&ours_out),
+        ]))?;
         let sums = scratch.join("SHA256SUMS");
         let mut peers = Vec::new();
         if has("pigz") {
@@ -101,17 +105,12 @@ impl Bench {
         let ours_size = file_size(&ours_archive);
         let gzip_size = file_size(&scratch.join("gzip.tar.gz"));
         let text_out = scratch.join("text_ours");
-        let text_cmd = [
-            xtask.to_string_lossy().into_owned(),
-            "--quiet".into(),
-            "--root".into(),
-            root.to_string_lossy().into_owned(),
-            "package".into(),
-            text_exp.to_string_lossy().into_owned(),
-            "--output".into(),
-            text_out.to_string_lossy().into_owned(),
-        ];
-        run_quiet(&text_cmd)?;
+        run_quiet(&ours(&[
+            "package",
+            &text(&text_exp),
+            "--output",
+            &text(&text_out),
+        ]))?;
         let text_gzip = scratch.join("text_gzip.tar.gz");
         run_quiet(&sh(format!(
             "cd {} && tar czf {} text_exp",
@@ -138,17 +137,13 @@ impl Bench {
 
         // --- import + verify -----------------------------------------------------------
         let target = scratch.join("import_target");
-        let ours_import = self.measure(&[
-            xtask.to_string_lossy().into_owned(),
-            "--quiet".into(),
-            "--root".into(),
-            root.to_string_lossy().into_owned(),
-            "import".into(),
-            ours_archive.to_string_lossy().into_owned(),
-            "--target".into(),
-            target.to_string_lossy().into_owned(),
-            "--force".into(),
-        ])?;
+        let ours_import = self.measure(&ours(&[
+            "import",
+            &text(&ours_archive),
+            "--target",
+            &text(&target),
+            "--force",
+        ]))?;
         let peer_target = scratch.join("peer_target");
         let script = format!(
             "rm -rf {t} && mkdir -p {t} && tar xzf {a} -C {t} && cd {t} && sha256sum --quiet -c {s}",
@@ -159,12 +154,7 @@ impl Bench {
 
         // --- verify a folder -------------------------------------------------------------
         let imported = target.join("bench_exp");
-        let ours_verify = self.measure(&[
-            xtask.to_string_lossy().into_owned(),
-            "--quiet".into(),
-            "verify".into(),
-            imported.to_string_lossy().into_owned(),
-        ])?;
+        let ours_verify = self.measure(&ours(&["verify", &text(&imported)]))?;
         let script = format!(
             "cd {} && sha256sum --quiet -c {}",
             q(&peer_target),
@@ -178,10 +168,10 @@ impl Bench {
 
         // --- list 1,000 experiments --------------------------------------------------------
         let ours_list = self.measure(&[
-            xtask.to_string_lossy().into_owned(),
+            text(&xtask),
             "--quiet".into(),
             "--root".into(),
-            many_root.to_string_lossy().into_owned(),
+            text(&many_root),
             "list".into(),
         ])?;
         println!(
