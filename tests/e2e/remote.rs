@@ -269,3 +269,30 @@ fn a_missing_remote_or_experiment_is_one_clear_line() {
     repo.xtask(&["push", "exp_x", "--remote", &url])
         .fails_with(&["exp_x"]);
 }
+
+#[test]
+fn the_default_remote_comes_from_workspace_metadata() {
+    let repo = Repo::new();
+    let bucket = tempfile::tempdir().unwrap();
+    repo.write(
+        "Cargo.toml",
+        format!(
+            "[workspace]\n\n[workspace.metadata.artifacts]\nremote = \"file://{}\"\n",
+            bucket.path().display()
+        ),
+    );
+    packaged(&repo, "exp_d", 1000);
+    let out = repo.xtask(&["push", "exp_d"]);
+    assert!(out.ok().contains("2 object(s) sent"), "{}", out.stdout);
+    assert!(bucket.path().join("exp_d.tar.gz").is_file());
+    let out = repo.xtask(&[
+        "list",
+        "--remote",
+        &format!("file://{}", bucket.path().display()),
+        "--json",
+        "-",
+    ]);
+    let listing: serde_json::Value = serde_json::from_str(out.ok()).unwrap();
+    assert_eq!(listing["archives"][0]["experiment_name"], "exp_d");
+    assert_eq!(listing["archives"][0]["includes_models"], true);
+}
