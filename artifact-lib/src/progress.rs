@@ -1,6 +1,6 @@
 //! Progress reporting, decoupled from any terminal: the library reports bytes, the binary draws.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 /// Receives progress of a long operation. All methods default to doing nothing.
 pub trait Progress: Sync {
@@ -39,30 +39,5 @@ impl<R: Read> Read for ProgressReader<'_, R> {
         let n = self.inner.read(buf)?;
         self.progress.advance(n as u64);
         Ok(n)
-    }
-}
-
-/// A writer that reports every byte written to a [`Progress`].
-pub struct ProgressWriter<'p, W> {
-    inner: W,
-    progress: &'p dyn Progress,
-}
-
-impl<'p, W> ProgressWriter<'p, W> {
-    /// Wraps `inner`.
-    pub fn new(inner: W, progress: &'p dyn Progress) -> Self {
-        ProgressWriter { inner, progress }
-    }
-}
-
-impl<W: Write> Write for ProgressWriter<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.progress.advance(n as u64);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
