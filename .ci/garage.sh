@@ -25,7 +25,7 @@ api_bind_addr = "127.0.0.1:$s3_port"
 root_domain = ".s3.garage.localhost"
 TOML
 g() { garage -c "$dir/garage.toml" "$@"; }
-g server > "$dir/server.log" 2>&1 &
+garage -c "$dir/garage.toml" server > "$dir/server.log" 2>&1 &
 echo "$!" > "$dir/pid"
 for _ in $(seq 1 100); do
   g status >/dev/null 2>&1 && break
@@ -46,4 +46,5 @@ export AWS_ACCESS_KEY_ID=$key_id
 export AWS_SECRET_ACCESS_KEY=$key_secret
 export AWS_DEFAULT_REGION=garage
 export XTASK_GARAGE_PID=$(cat "$dir/pid")
+export XTASK_GARAGE_DIR=$dir
 ENV
