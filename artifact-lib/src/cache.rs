@@ -73,13 +73,10 @@ impl HashCache {
             .then_some(cached.sha256.as_str())
     }
 
-    /// Records hashes just computed for the files of `scan`.
-    pub fn record(&mut self, scan: &ExperimentScan, entries: &[FileEntry]) {
-        let by_path: BTreeMap<&str, &SourceFile> = scan
-            .files
-            .iter()
-            .map(|f| (f.relative.as_str(), f))
-            .collect();
+    /// Records hashes just computed for `files`.
+    pub fn record(&mut self, files: &[SourceFile], entries: &[FileEntry]) {
+        let by_path: BTreeMap<&str, &SourceFile> =
+            files.iter().map(|f| (f.relative.as_str(), f)).collect();
         for entry in entries {
             if let Some(source) = by_path.get(entry.path.as_str()) {
                 self.files.insert(
@@ -137,12 +134,8 @@ pub fn hash_with_cache(
         }
     }
     if !misses.is_empty() {
-        let partial = ExperimentScan {
-            files: misses,
-            ..scan.clone()
-        };
-        let hashed = crate::package::hash_files(&partial, progress)?;
-        cache.record(&partial, &hashed);
+        let hashed = crate::package::hash_files(&scan.name, &misses, progress)?;
+        cache.record(&misses, &hashed);
         entries.extend(hashed);
     }
     entries.sort_by(|a, b| a.path.cmp(&b.path));

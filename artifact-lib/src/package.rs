@@ -159,7 +159,7 @@ fn package_scanned(scan: &ExperimentScan, options: &PackageOptions) -> Result<Pa
     };
     fsutil::write_atomically(&sidecar_path, &sidecar.to_json())?;
     let mut cache = HashCache::load(&scan.root);
-    cache.record(scan, &manifest.files);
+    cache.record(&scan.files, &manifest.files);
     cache.save(scan);
     Ok(PackageReport {
         archive_path,
@@ -237,7 +237,7 @@ fn up_to_date(experiment_dir: &Path, options: &PackageOptions) -> Result<Option<
 /// ```
 pub fn create_manifest(experiment_dir: &Path) -> Result<Manifest> {
     let scan = scan::scan_experiment(experiment_dir, None)?;
-    let entries = hash_files(&scan, &NoProgress)?;
+    let entries = hash_files(&scan.name, &scan.files, &NoProgress)?;
     Ok(Manifest::new(
         &scan.name,
         manifest::rfc3339(SystemTime::now()),
@@ -247,23 +247,29 @@ pub fn create_manifest(experiment_dir: &Path) -> Result<Manifest> {
     ))
 }
 
-/// Hashes the files of `scan` on every core, checking each against the size seen when walking.
-pub(crate) fn hash_files(scan: &ExperimentScan, progress: &dyn Progress) -> Result<Vec<FileEntry>> {
+/// Hashes `files` (of experiment `name`) on every core, checking each against the size and time
+/// seen when walking.
+pub(crate) fn hash_files(
+    name: &str,
+    files: &[SourceFile],
+    progress: &dyn Progress,
+) -> Result<Vec<FileEntry>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
-    progress.begin(&format!("hashing {}", scan.name), scan.total_bytes());
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    progress.begin(&format!("hashing {name}"), total);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<FileEntry>>>> =
-        Mutex::new((0..scan.files.len()).map(|_| None).collect());
+        Mutex::new((0..files.len()).map(|_| None).collect());
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
-        .min(scan.files.len().max(1));
+        .min(files.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(source) = scan.files.get(i) else {
+                let Some(source) = files.get(i) else {
                     break;
                 };
                 let entry = hash_one(source, progress);

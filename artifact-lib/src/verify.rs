@@ -109,7 +109,7 @@ pub fn verify_directory(path: &Path, progress: &dyn Progress) -> Result<VerifyRe
     }
     let bytes = std::fs::read(&manifest_path).at("reading", &manifest_path)?;
     let manifest = Manifest::parse(&bytes, &manifest_path)?;
-    let entries = package::hash_files(&experiment, progress)?;
+    let entries = package::hash_files(&experiment.name, &experiment.files, progress)?;
     let found: BTreeMap<String, (u64, String)> = entries
         .into_iter()
         .map(|e| (e.path, (e.size_bytes, e.checksum)))
